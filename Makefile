@@ -40,7 +40,7 @@ test: $(STAMP) data lint
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP) data
-	$(BIN)/resnetlab models
+	$(BIN)/resnetlab degradation --out runs/degradation
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

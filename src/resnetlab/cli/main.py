@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # The order here is the order in `resnetlab --help`.
-COMMANDS = ["models", "summary", "train", "eval", "gradients"]
+COMMANDS = ["models", "summary", "train", "eval", "degradation", "gradients"]
 
 
 def build_parser() -> argparse.ArgumentParser:

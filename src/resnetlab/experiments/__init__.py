@@ -1,0 +1,1 @@
+"""Named experiments with reports: the degradation experiment (plain vs residual nets)."""
