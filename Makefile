@@ -11,7 +11,6 @@ $(BIN)/python:
 
 # torch/torchvision pinned to the releases that lie on this project's machines; any torch >= 2.10 works.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install -q "torch>=2.10" "torchvision>=0.25"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
