@@ -11,7 +11,7 @@ from resnetlab.analysis.flow import GradientFlowRecorder, measure_gradient_flow,
 from resnetlab.analysis.reference import skip_share, unit_backward, unit_forward
 from resnetlab.analysis.unit_check import reference_params
 from resnetlab.blocks import BasicBlock
-from resnetlab.models import SkipCNN, SkipMLP
+from resnetlab.models import ResNet, SkipMLP
 
 
 def _hook_state(model: nn.Module):
@@ -70,10 +70,31 @@ def test_residual_and_skip_split_matches_numpy_reference():
     assert flow.skip_grad_norms[0] == pytest.approx(share.skip_norm, rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "plain20", "preact_resnet110"])
+def _small(block: str, shortcut: str):
+    # A 3-stage CIFAR-style net with one unit per stage: every unit type, in seconds.
+    return ResNet(
+        block,
+        (1, 1, 1),
+        widths=(8, 16, 32) if "bottleneck" not in block else (4, 8, 16),
+        stem="cifar",
+        num_classes=10,
+        in_chans=1,
+        shortcut=shortcut,
+    )
+
+
+MODELS = {
+    "resnet20": lambda: resnetlab.create_model("resnet20", in_chans=1),
+    "plain20": lambda: resnetlab.create_model("plain20", in_chans=1),
+    "preact_basic_B": lambda: _small("preact_basic", "B"),
+    "bottleneck_B": lambda: _small("bottleneck", "B"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_registered_models_leave_no_trace(name):
     torch.manual_seed(0)
-    model = resnetlab.create_model(name, in_chans=1)
+    model = MODELS[name]()
     before_state = {k: v.clone() for k, v in model.state_dict().items()}
     before_hooks = _hook_state(model)
     x = torch.randn(2, 1, 16, 16)
@@ -87,7 +108,7 @@ def test_registered_models_leave_no_trace(name):
     n_units = len(model.residual_units())
     assert len(flow.unit_names) == n_units
     assert np.all(np.isfinite(flow.weight_grad_norms)) and np.all(flow.weight_grad_norms > 0)
-    assert np.all(np.isfinite(flow.residual_grad_norms))
+    assert np.all(np.isfinite(flow.residual_grad_norms)) and np.all(flow.residual_grad_norms > 0)
     if name.startswith("plain"):
         assert np.all(flow.skip_grad_norms == 0)
         assert np.all(np.isinf(flow.skip_ratio))
@@ -97,9 +118,9 @@ def test_registered_models_leave_no_trace(name):
 
 def test_recorder_works_in_a_training_loop_and_removes_hooks():
     torch.manual_seed(0)
-    model = SkipCNN(1, 4, 5, 10, weight="identity", span=2)
+    model = SkipMLP(12, 8, 5, 10, weight="identity", span=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randn(8, 1, 12, 12), torch.randint(0, 10, (8,))
+    x, y = torch.randn(8, 12), torch.randint(0, 10, (8,))
     before = _hook_state(model)
     firsts = []
     with GradientFlowRecorder(model) as rec:

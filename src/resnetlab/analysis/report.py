@@ -341,8 +341,8 @@ def chain_findings(part: dict) -> list[str]:
         lines.append(
             f"{act}: without the skip |dR/dw1| shrinks by a factor {fit['rate']:.3f} per layer "
             f"(geometric fit over L = {depths[0]}..{max_d}, R² = {fit['r2']:.4f}) and is "
-            f"{abs(plain_last):.2e} at L = {max_d}; with the skip it is {skip_last:.6f}, "
-            f"{rel:.1e} away (relative) from θ̄·x = {limit:.6g}."
+            f"{abs(plain_last):.2e} at L = {max_d}; with the skip it is {skip_last:.6f} "
+            f"against θ̄·x = {limit:.6g} (relative gap {rel:.1e})."
         )
     worst = max(row["max_rel_error"] for row in part["unit_checks"])
     lines.append(
