@@ -406,16 +406,16 @@ def chain_figure(part: dict) -> bytes:
 # --------------------------------------------------------------------------- part 2
 
 
-def _stack_batch(cfg: GradientReportConfig, kind: str):
+def _stack_batch(cfg: GradientReportConfig, kind: str, data: ImageSource):
     """A fixed batch of real images (flattened for the MLP) in float64."""
-    images, labels = _load_images(cfg, cfg.stack_batch, offset=0)
+    images, labels = data.images(cfg.stack_batch)
     x = images.double()
     if kind == "mlp":
         x = x.flatten(1)
     return x, labels
 
 
-def run_stack_part(cfg: GradientReportConfig, log=None) -> dict:
+def run_stack_part(cfg: GradientReportConfig, log=None, data: ImageSource | None = None) -> dict:
     """First-layer and per-layer gradient norms of generic stacks at initialisation (float64)."""
     import torch
 
@@ -425,7 +425,7 @@ def run_stack_part(cfg: GradientReportConfig, log=None) -> dict:
     out: dict = {"depths": list(cfg.stack_depths), "kinds": {}}
     variants = [parse_variant(v) for v in cfg.variants]
     for kind in cfg.stack_kinds:
-        x, y = _stack_batch(cfg, kind)
+        x, y = _stack_batch(cfg, kind, data or ImageSource(cfg))
         rows = {}
         for v in variants:
             first, last, ratio, profile = [], [], [], None
@@ -565,31 +565,34 @@ def stack_figure(part: dict) -> bytes:
 # --------------------------------------------------------------------------- part 3
 
 
-_DATA_CACHE: dict = {}
+class ImageSource:
+    """Training images of `cfg.data`, normalised and resized to `cfg.image_size`; the data set is
+    read once, on first use, and shared by parts 2 and 3."""
 
+    def __init__(self, cfg: GradientReportConfig):
+        self.cfg = cfg
+        self._train = None
 
-def _load_images(cfg: GradientReportConfig, n: int, offset: int = 0):
-    """n normalised training images (float32, cfg.image_size px) and their labels."""
-    import torch
-    import torch.nn.functional as F
+    def images(self, n: int, offset: int = 0):
+        """n images (float32, N×C×S×S) starting at `offset`, and their labels."""
+        import torch
+        import torch.nn.functional as F
 
-    from resnetlab.data import load_dataset
+        from resnetlab.data import load_dataset
 
-    key = (cfg.data, cfg.data_dir)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_dataset(cfg.data, data_dir=cfg.data_dir)
-    splits = _DATA_CACHE[key]
-    train = splits.train
-    if offset + n > len(train):
-        raise ValueError(f"asked for {offset + n} training images; {cfg.data} has {len(train)}")
-    images = train.images[offset : offset + n].float().div(255.0)
-    mean = torch.tensor(train.mean).view(1, -1, 1, 1)
-    std = torch.tensor(train.std).view(1, -1, 1, 1)
-    images = (images - mean) / std
-    if images.shape[-1] != cfg.image_size or images.shape[-2] != cfg.image_size:
-        images = F.interpolate(images, size=(cfg.image_size, cfg.image_size), mode="area")
-    return images.contiguous(), train.labels[offset : offset + n].clone()
+        cfg = self.cfg
+        if self._train is None:
+            self._train = load_dataset(cfg.data, data_dir=cfg.data_dir).train
+        train = self._train
+        if offset + n > len(train):
+            raise ValueError(f"asked for {offset + n} training images; {cfg.data} has {len(train)}")
+        images = train.images[offset : offset + n].float().div(255.0)
+        mean = torch.tensor(train.mean).view(1, -1, 1, 1)
+        std = torch.tensor(train.std).view(1, -1, 1, 1)
+        images = (images - mean) / std
+        if tuple(images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+            images = F.interpolate(images, size=(cfg.image_size, cfg.image_size), mode="area")
+        return images.contiguous(), train.labels[offset : offset + n].clone()
 
 
 def _progress(total: int, desc: str, log):
@@ -612,7 +615,7 @@ def _progress(total: int, desc: str, log):
     return step
 
 
-def run_model_part(cfg: GradientReportConfig, log=None) -> dict:
+def run_model_part(cfg: GradientReportConfig, log=None, data: ImageSource | None = None) -> dict:
     """Per-layer gradients of each model at init and after `cfg.steps` SGD steps."""
     import torch
     import torch.nn.functional as F
@@ -621,7 +624,7 @@ def run_model_part(cfg: GradientReportConfig, log=None) -> dict:
     from resnetlab.analysis.flow import GradientFlowRecorder, measure_gradient_flow
 
     n_train = cfg.train_images
-    images, labels = _load_images(cfg, n_train + cfg.probe_batch)
+    images, labels = (data or ImageSource(cfg)).images(n_train + cfg.probe_batch)
     probe_x, probe_y = images[n_train:], labels[n_train:]  # held apart from the training images
     train_x, train_y = images[:n_train], labels[:n_train]
     out: dict = {"models": {}}
@@ -831,6 +834,7 @@ def _run_report(cfg: GradientReportConfig, log) -> GradientReport:
     results: dict = {"config": asdict(cfg)}
     timings: dict[str, float] = {}
     pngs: dict[str, bytes] = {}
+    data = ImageSource(cfg)
 
     t = time.perf_counter()
     _log("part 1: scalar chain and residual-unit reference", log)
@@ -841,14 +845,14 @@ def _run_report(cfg: GradientReportConfig, log) -> GradientReport:
     if cfg.stack_kinds and cfg.variants:
         t = time.perf_counter()
         _log("part 2: generic stacks at init", log)
-        results["stacks"] = run_stack_part(cfg, log)
+        results["stacks"] = run_stack_part(cfg, log, data)
         pngs["stacks"] = stack_figure(results["stacks"])
         timings["stacks"] = time.perf_counter() - t
 
     if cfg.models:
         t = time.perf_counter()
         _log("part 3: " + " vs ".join(cfg.models), log)
-        results["models"] = run_model_part(cfg, log)
+        results["models"] = run_model_part(cfg, log, data)
         pngs["models"] = model_figure(results["models"])
         timings["models"] = time.perf_counter() - t
 
@@ -953,7 +957,7 @@ def render_html(results: dict, findings: dict[str, list[str]], pngs: dict[str, b
         "line-height:1.45;color:#222}img{max-width:100%;border:1px solid #ddd}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
         "font-size:0.9em}th{background:#f4f4f4}.setup{color:#555;font-size:0.92em}"
-        "pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}</style></head><body>",
+        "pre{background:#f6f6f6;padding:0.8em;white-space:pre-wrap;font-size:0.85em}</style></head><body>",
         "<h1>Gradient flow: why skip connections work</h1>",
         "<p class='setup'>Generated by <code>resnetlab gradients</code>. Timings (s): "
         + esc(", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items()))
@@ -977,8 +981,6 @@ def render_html(results: dict, findings: dict[str, list[str]], pngs: dict[str, b
             for row in _unit_table_rows(results):
                 parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
             parts.append("</table>")
-    parts.append(
-        "<h2>Configuration</h2><pre>" + esc(json.dumps(results["config"], indent=1)) + "</pre>"
-    )
+    parts.append("<h2>Configuration</h2><pre>" + esc(json.dumps(results["config"])) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
