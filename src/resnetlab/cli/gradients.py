@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="tiny settings (seconds): shallow chain/stacks, plain20 vs resnet20, 4 steps",
     )
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
