@@ -252,6 +252,7 @@ class _Run:
         self.best = {"epoch": None, "top1_err": None}
         self.elapsed = 0.0  # wall seconds spent by previous processes of this run
         self.t_start = time.perf_counter()
+        self.scaler = torch.amp.GradScaler(enabled=False)
 
     def wall(self) -> float:
         return self.elapsed + time.perf_counter() - self.t_start
@@ -304,10 +305,13 @@ def train_one_epoch(
                 "Lower the learning rate, add warm-up (warmup_steps) or gradient clipping."
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # fp16 needs loss scaling against gradient underflow; for bf16/fp32 the scaler is a no-op
+        run.scaler.scale(loss).backward()
         if o.grad_clip:
+            run.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-        optimizer.step()
+        run.scaler.step(optimizer)
+        run.scaler.update()
         run.step += 1
         run.batch += 1
         b = y.numel()
@@ -453,6 +457,7 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
     forward = torch.compile(model) if config.run.compile else model
 
     run = _Run(config, run_dir)
+    run.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if state is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if (run_dir / "checkpoints" / "last.pt").exists():
@@ -765,6 +770,8 @@ def _state_dict(model, optimizer, run: _Run, device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         state["rng_cuda"] = torch.cuda.get_rng_state(device)
+    if run.scaler.is_enabled():
+        state["scaler"] = run.scaler.state_dict()
     return state
 
 
@@ -781,6 +788,8 @@ def _restore(state, model, optimizer, run: _Run, device) -> None:
     run.history = list(state["history"])
     run.best = dict(state["best"])
     run.elapsed = float(state["elapsed"])
+    if "scaler" in state:
+        run.scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng_cpu"])
     if device.type == "cuda" and "rng_cuda" in state:
         torch.cuda.set_rng_state(state["rng_cuda"], device)
