@@ -289,3 +289,21 @@ def test_folder_dataset_trains_through_dataloader(tmp_path):
     )
     result = train(cfg)
     assert result.final["test_top1_err"] <= 25.0  # dark vs light is easy
+
+
+def test_precision_and_model_choices(tmp_path):
+    from resnetlab.train import resolve_precision
+    from resnetlab.train.engine import cpu_supports_bf16
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="fp16 autocast is for CUDA"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="needs kwargs"):
+        train(_cfg(tmp_path / "a", model="skip_cnn", model_kwargs={}))
+    with pytest.raises(ValueError, match="unknown model"):
+        train(_cfg(tmp_path / "b", model="resnet21", model_kwargs={}))
+    with pytest.raises(ValueError, match="set from the data set"):
+        train(_cfg(tmp_path / "c", model="resnet20", model_kwargs={"num_classes": 3}))
+    assert not any(tmp_path.iterdir())  # nothing written for a bad model
