@@ -12,7 +12,17 @@ import importlib
 import sys
 
 # The order here is the order in `resnetlab --help`.
-COMMANDS = ["models", "summary", "train", "eval", "degradation", "gradients"]
+COMMANDS = [
+    "models",
+    "summary",
+    "train",
+    "eval",
+    "degradation",
+    "gradients",
+    "export",
+    "predict",
+    "transfer",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,6 +86,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", help="linear | constant (paper's ResNet-110 warm-up)")
     g.add_argument("--warmup-factor", type=float)
     g.add_argument("--grad-clip", type=float)
+    g = p.add_argument_group("fine-tuning (resnetlab.transfer)")
+    g.add_argument(
+        "--weights",
+        help="start from pretrained weights: a published tag (DEFAULT, IMAGENET1K_V2, ...) or a "
+        "weights file (.safetensors / .pth); first conv and head adapt to the data",
+    )
+    g.add_argument(
+        "--freeze",
+        choices=["none", "linear", "gradual"],
+        help="none: full fine-tune; linear: linear probe (backbone frozen, BN in eval); "
+        "gradual: unfreeze one stage from the top every --unfreeze-every epochs",
+    )
+    g.add_argument("--unfreeze-every", type=int, metavar="EPOCHS")
+    g.add_argument(
+        "--backbone-lr-scale",
+        type=float,
+        metavar="X",
+        help="learning-rate multiplier for all non-head parameters (e.g. 0.1)",
+    )
     g = p.add_argument_group("run")
     g.add_argument("--out", help="run folder (default runs/<model>-<data>-<time>)")
     g.add_argument(

@@ -70,9 +70,14 @@ def get_model_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, *, weights: str | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model. Keyword arguments override the name's defaults; unknown ones
-    are an error (never silently dropped)."""
+    are an error (never silently dropped). `weights`: a published tag ("DEFAULT",
+    "IMAGENET1K_V2", ...) or a weights file; see `resnetlab.models.weights`."""
+    if weights is not None:  # build to fit the weights, load them, adapt in_chans / head
+        from .weights import create_pretrained
+
+        return create_pretrained(name, weights, **kwargs)
     spec = get_model_spec(name)
     allowed = spec.allowed_kwargs()
     unknown = sorted(set(kwargs) - set(allowed))

@@ -33,6 +33,7 @@ class ModelConfig:
 
     name: str = "resnet20"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # pretrained start: published tag (DEFAULT, ...) or weights file
 
 
 @dataclass
@@ -80,6 +81,10 @@ class OptimConfig:
     )
     warmup_factor: float = 0.1  # lr multiplier at the start of (or during constant) warm-up
     grad_clip: float | None = None
+    # fine-tuning (resnetlab.transfer.finetune): none | linear (probe) | gradual (by stage)
+    freeze: str = "none"
+    unfreeze_every: int = 1  # gradual: epochs between unfreezing one more stage
+    backbone_lr_scale: float = 1.0  # lr multiplier for every non-head parameter
 
 
 @dataclass
@@ -278,6 +283,9 @@ class TrainConfig:
             o.grad_clip is None or (_is_num(o.grad_clip) and o.grad_clip > 0),
             f"grad_clip must be > 0, got {o.grad_clip!r}",
         )
+        from ..transfer.finetune import check_finetune
+
+        check_finetune(o.freeze, o.backbone_lr_scale, o.unfreeze_every)
         need(
             r.precision in PRECISIONS,
             f"unknown precision {r.precision!r}; choose one of {', '.join(PRECISIONS)}",

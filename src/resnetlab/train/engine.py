@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -430,6 +432,10 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
             num_classes=splits.num_classes,
             image_size=splits.image_size,
         )
+        if config.model.weights and state is None:  # pretrained start (resnetlab.transfer)
+            from ..transfer.pretrained import load_start_weights
+
+            load_start_weights(model, config.model.name, config.model.weights)
     elif config.model.name == ModelConfig().name and not config.model.kwargs:
         config.model.name = type(model).__name__
     is_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
@@ -453,7 +459,12 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
     total_steps = o.steps if o.steps else o.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    optimizer = build_optimizer(model, o)
+    from ..transfer.finetune import setup_finetune
+
+    # Freezing / backbone lr (OptimConfig.freeze, backbone_lr_scale): None for plain training.
+    finetune = setup_finetune(model, o)
+    groups = finetune.param_groups(o.weight_decay, o.decay_norm_and_bias) if finetune else None
+    optimizer = build_optimizer(model, o, groups=groups)
     forward = torch.compile(model) if config.run.compile else model
 
     run = _Run(config, run_dir)
@@ -502,6 +513,9 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
         "data": d.name,
         "mean": list(splits.mean),
         "std": list(splits.std),
+        "classes": list(splits.classes),
+        "pretrained": config.model.weights,
+        "command": shlex.join(sys.argv),
         "resnetlab_version": _version(),
     }
 
@@ -531,6 +545,8 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
         with _signal_guard(stop):
             while run.step < total_steps:
                 train_loader.set_epoch(run.epoch, run.batch)
+                if finetune is not None:
+                    finetune.set_epoch(run.epoch)
                 train_one_epoch(
                     model, forward, train_loader, optimizer, run,
                     device=device, precision=precision, total_steps=total_steps,

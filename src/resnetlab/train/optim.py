@@ -31,9 +31,12 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, optional Nesterov) or AdamW over `param_groups`."""
-    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, groups: list[dict] | None = None
+) -> torch.optim.Optimizer:
+    """SGD (momentum, optional Nesterov) or AdamW over `groups` (default: `param_groups`)."""
+    if groups is None:
+        groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.optimizer == "adamw":
@@ -80,5 +83,6 @@ def lr_at(step: int, cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    # "lr_scale" (timm's convention): a group's multiplier, e.g. a lower backbone lr when fine-tuning
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
