@@ -56,7 +56,7 @@ class TransferConfig:
     pretrain_model: str = "resnet"
     pretrain_model_kwargs: dict[str, Any] = field(default_factory=lambda: dict(SMALL_RESNET))
     pretrain_data: str = "fashion-mnist"
-    pretrain_subset: int | None = 8000  # training images
+    pretrain_subset: int | None = 16000  # training images
     pretrain_test_subset: int | None = 2000  # test images evaluated per epoch
     pretrain_epochs: int = 2
     pretrain_lr: float = 0.2  # one-cycle peak
@@ -66,7 +66,7 @@ class TransferConfig:
     image_size: int | None = None  # px for digits; None = the source's training size
     epochs: int = 8  # budget, in passes over the target training subset
     batch_size: int = 50
-    lr: float = 0.05  # peak lr (cosine schedule)
+    lr: float = 0.1  # peak lr (cosine schedule)
     optimizer: str = "sgd"
     weight_decay: float = 5e-4
     freeze: str = "none"  # fine-tune arm: none | linear | gradual
