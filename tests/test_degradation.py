@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from resnetlab.experiments.degradation import DegradationConfig, findings, resolve, run_sweep
+from resnetlab.experiments.degradation import (
+    DegradationConfig,
+    findings,
+    noise_margin,
+    resolve,
+    run_sweep,
+)
 
 TINY = dict(
     depths=[8, 14], epochs=1, train_subset=256, test_subset=200, batch_size=64, progress="none"
@@ -55,7 +61,8 @@ def test_findings_match_the_numbers(sweep):
             m = re.search(r"ends ([\d.]+) points (above|below)", text)
             assert float(m.group(1)) == pytest.approx(abs(gap), abs=0.051)
             assert m.group(2) == ("above" if gap > 0 else "below")
-        verdict = "present" if gap > 0.5 else "absent" if gap >= -0.5 else "no degradation"
+        margin = noise_margin(by[(kind, 8)]["train_err"], by[(kind, 14)]["train_err"], 256)
+        verdict = "present" if gap > margin else "absent" if gap >= -margin else "no degradation"
         assert verdict in text
         nums = re.search(r"\(([\d.]+) % vs ([\d.]+) %\)", text)
         assert float(nums.group(1)) == pytest.approx(by[(kind, 14)]["train_err"], abs=0.051)
@@ -95,6 +102,12 @@ def test_other_settings_in_the_same_folder_are_refused(sweep):
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         resolve(DegradationConfig(**kwargs))
+
+
+def test_noise_margin_is_two_standard_errors():
+    # 30 % vs 30 % on 3,000 images: 2 * sqrt(2 * 0.21 / 3000) = 2.37 points
+    assert noise_margin(30, 30, 3000) == pytest.approx(2.366, abs=1e-3)
+    assert noise_margin(0, 0, 10) == 0.5  # never below the fixed margin
 
 
 def test_paper_preset_is_the_papers_recipe():

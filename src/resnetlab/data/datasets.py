@@ -547,7 +547,32 @@ def load_dataset(
         splits.test = _take(splits.test, torch.arange(min(test_subset, len(splits.test))))
     if train_subset is not None:
         splits.train = _take(splits.train, torch.arange(min(train_subset, len(splits.train))))
+    if (
+        image_size is not None
+        and splits.in_memory
+        and splits.image_size != (image_size, image_size)
+    ):
+        # e.g. 28 px Fashion-MNIST -> 224 px for an ImageNet-stem net; done after subsetting so
+        # only the kept images are resized.
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1 px, got {image_size}")
+        for split in ("train", "val", "test"):
+            ds = getattr(splits, split)
+            if ds is not None:
+                setattr(splits, split, _resize(ds, image_size))
+        splits.image_size = (image_size, image_size)
     return splits
+
+
+def _resize(ds: ArrayDataset, size: int, chunk: int = 2048) -> ArrayDataset:
+    """Bilinear resize of a uint8 image set, in chunks to bound the float copy's memory."""
+    parts = []
+    for start in range(0, len(ds), chunk):
+        x = ds.images[start : start + chunk].float()
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+        parts.append(x.round().clamp(0, 255).to(torch.uint8))
+    images = torch.cat(parts) if parts else ds.images.new_zeros((0, ds.in_chans, size, size))
+    return ArrayDataset(images, ds.labels, ds.classes, ds.mean, ds.std, ds.source)
 
 
 def _take(ds, index: torch.Tensor):
