@@ -51,7 +51,7 @@ def test_files_written_and_html_self_contained(report_dir: Path):
     for png in ("chain.png", "stacks.png", "models.png"):
         assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (report_dir / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 3
+    assert page.count('src="data:image/png;base64,') == 3
     # Nothing fetched from elsewhere: no external src/href, no links to the PNG files.
     assert not re.search(r"""(src|href)=['"](?!data:)""", page)
     md = (report_dir / "report.md").read_text()

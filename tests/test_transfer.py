@@ -171,6 +171,10 @@ def test_transfer_command_writes_its_report(tmp_path, capsys):
     html = (out / "report.html").read_text()
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert base64.b64encode(png).decode() in html and "src='http" not in html
+    assert (
+        base64.b64encode(png).decode() in html
+        and "src='http" not in html
+        and 'src="http' not in html
+    )
     md = (out / "report.md").read_text()
     assert f"{s['finetune']['mean'][-1]:.1f} %" in md

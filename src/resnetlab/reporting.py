@@ -34,16 +34,16 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; }
 pre, code { background: #f6f6f6; padding: 0.1em 0.3em; font-size: 0.9em; }
 pre { padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
-li.present { color: #a40000; } li.absent { color: #2a6e00; }
+li.present { color: #a40000; } li.absent { color: #2a6e00; } .setup { color: #555; }
 """
 
 
-def figure_png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
+def figure_png(fig, tight: bool = True) -> bytes:
+    """Render a matplotlib figure to PNG bytes (110 dpi) and close it."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 

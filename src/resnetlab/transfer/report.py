@@ -3,13 +3,13 @@ base64). Every sentence with a number is computed from `results` (see `compariso
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from ..reporting import html_page, html_table, img_tag
 from ..train.checkpoint import atomic_write, atomic_write_text
 
 _COLORS = {"finetune": "#1f77b4", "scratch": "#d62728"}
@@ -180,32 +180,19 @@ def render_markdown(results: dict[str, Any], found: dict[str, list[str]]) -> str
 
 def render_html(results: dict[str, Any], found: dict[str, list[str]], png: bytes) -> str:
     esc = html.escape
-    b64 = base64.b64encode(png).decode("ascii")
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>resnetlab transfer report</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
-        "padding:0 1em;line-height:1.45;color:#222}img{max-width:100%;border:1px solid #ddd}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "th{background:#f4f4f4}pre{background:#f6f6f6;padding:0.8em;white-space:pre-wrap;"
-        "font-size:0.85em}.setup{color:#555}</style></head><body>",
-        "<h1>Transfer learning: fine-tuning vs training from scratch</h1><ul class='setup'>",
-    ]
+    parts = ["<ul>"]
     parts += [f"<li>{esc(s)}</li>" for s in _setup(results)]
-    parts.append(f"</ul><img alt='learning curves' src='data:image/png;base64,{b64}'>")
+    parts.append("</ul>" + img_tag(png, "learning curves"))
     for name, t in results["targets"].items():
         parts.append(f"<h2>{esc(name)}</h2><ul>")
         parts += [f"<li>{esc(f)}</li>" for f in found[name]]
-        parts.append("</ul><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in _HEAD) + "</tr>")
-        for row in _budget_rows(t["summary"]):
-            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+        parts.append("</ul>" + html_table(_HEAD, _budget_rows(t["summary"])))
         report = t["runs"]["finetune"][0].get("load_report")
         if report:
             parts.append(f"<p>Loading the source weights:</p><pre>{esc(report)}</pre>")
     parts.append("<h2>Configuration</h2><pre>" + esc(json.dumps(results["config"], indent=1)))
-    parts.append("</pre></body></html>")
-    return "\n".join(parts)
+    parts.append("</pre>")
+    return html_page("Transfer learning: fine-tuning vs training from scratch", "\n".join(parts))
 
 
 def write_report(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
