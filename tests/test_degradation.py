@@ -1,5 +1,6 @@
 """The degradation sweep on real Fashion-MNIST at tiny settings: report, findings, resume."""
 
+import dataclasses
 import json
 import os
 import re
@@ -149,3 +150,27 @@ def test_killed_sweep_resumes(tmp_path):
         assert ("skipped" in line) if name in done_before else ("resuming" in line), line
     assert len(list(out.glob("runs/*/result.json"))) == 4
     assert (out / "report.html").is_file()
+
+
+def test_imagenet_preset_on_an_image_folder(tmp_path):
+    """plain-18 vs ResNet-18 (option B) on a tiny ImageNet-layout folder of generated images."""
+    from PIL import Image
+
+    rng = __import__("numpy").random.default_rng(0)
+    for split, n in (("train", 8), ("val", 4)):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / "imgs" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (40, 40, 3), dtype="uint8")
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    out = tmp_path / "sweep"
+    cfg = DegradationConfig(
+        preset="imagenet", data=f"folder:{tmp_path / 'imgs'}", depths=[18], epochs=1,
+        batch_size=8, progress="none", out=str(out),
+    )  # fmt: skip
+    recipe = resolve(cfg)
+    assert recipe.image_size == 224 and recipe.shortcut == "B"
+    results = run_sweep(dataclasses.replace(cfg, image_size=32), log=lambda _: None)
+    assert {(r["kind"], r["depth"]) for r in results["runs"]} == {("plain", 18), ("resnet", 18)}
+    assert "paper err %" in (out / "report.md").read_text()

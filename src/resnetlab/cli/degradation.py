@@ -22,6 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--test-subset", type=int, help="evaluate on the first N test images")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--image-size", type=int, help="resize images to PX (imagenet preset: 224)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per model (mean ± std)")
     parser.add_argument("--shortcut", choices=["A", "B", "C"], help="residual twins' shortcuts")
     parser.add_argument(
@@ -53,6 +54,7 @@ def run(args) -> int:
         test_subset=args.test_subset,
         batch_size=args.batch_size,
         lr=args.lr,
+        image_size=args.image_size,
         seeds=args.seeds,
         shortcut=args.shortcut,
         preact=args.preact,

@@ -110,6 +110,7 @@ class DegradationConfig:
     test_subset: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    image_size: int | None = None  # px; image folders / resized in-memory sets
     seeds: int = 1
     shortcut: str | None = None  # default: "A" for CIFAR-style nets, "B" for ImageNet-style
     preact: bool = False
