@@ -115,6 +115,44 @@ def test_history_and_finished_run_returns_at_once(tmp_path):
     assert [int(r["step"]) for r in steps] == list(range(5, result.final["steps"] + 1, 5))
 
 
+def test_tensorboard_events_match_the_csv_logs(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(_cfg(tmp_path / "run", log_every=5, progress="log"))
+    run = result.run_dir
+    assert f"TensorBoard events in {run / 'tb'}" in capsys.readouterr().out
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"epoch/train_loss", "epoch/test_top1_err", "epoch/lr", "step/loss", "step/lr"} <= tags
+    per_epoch = result.final["steps"] // 2
+    events = acc.Scalars("epoch/test_top1_err")
+    assert [e.step for e in events] == [per_epoch, 2 * per_epoch]  # logged at the global step
+    for event, row in zip(events, result.history):
+        assert event.value == pytest.approx(row["test_top1_err"], rel=1e-6)
+    rows = list(csv.DictReader(open(run / "steps.csv")))
+    losses = acc.Scalars("step/loss")
+    assert [e.step for e in losses] == [int(r["step"]) for r in rows]
+    assert [e.value for e in losses] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-5)
+
+
+def test_without_tensorboard_training_goes_on(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    result = train(_cfg(tmp_path / "run", epochs=1, progress="log"))
+    assert "pip install tensorboard" in capsys.readouterr().out
+    assert not (result.run_dir / "tb").exists()
+    assert (result.run_dir / "metrics.csv").is_file()
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
     train(_cfg(tmp_path / "run", epochs=1))
     with pytest.raises(ValueError, match="already holds a run"):

@@ -69,6 +69,15 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.002)
 
 
+def _tb_steps(run: Path, tag: str) -> list[int]:
+    """Steps TensorBoard shows for `tag`, with the purge of a resumed run applied."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
 def _weights(run: Path) -> dict:
     return load_file(str(run / "checkpoints" / "last.safetensors"))
 
@@ -102,6 +111,10 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
         int(line.split(",")[0]) for line in (killed / "steps.csv").read_text().splitlines()[1:]
     ]
     assert steps == list(range(1, 25))
+    # TensorBoard too: the resumed writer purges what the killed process logged after its checkpoint
+    assert len(list((killed / "tb").glob("events.out.tfevents.*"))) == 2
+    assert _tb_steps(killed, "step/loss") == list(range(1, 25))
+    assert _tb_steps(killed, "epoch/test_top1_err") == [8, 16, 24]
 
 
 def test_sigterm_saves_and_exits_cleanly(tmp_path):

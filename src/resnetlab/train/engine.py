@@ -502,7 +502,7 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
     if state is not None:  # drop rows a killed process wrote after its last checkpoint
         metrics_log.truncate(lambda r: int(r["epoch"]) <= len(run.history))
         steps_log.truncate(lambda r: int(r["step"]) <= run.step)
-    tb = TensorBoard(run_dir / "tb")
+    tb = TensorBoard(run_dir / "tb", purge_step=run.step + 1 if state is not None else None)
     progress = Progress(config.run.progress, config.run.log_every, epochs)
     weights_meta = {
         "model": config.model.name,
@@ -540,6 +540,8 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
             f"run folder {run_dir}: {config.model.name} on {d.name}, {len(splits.train)} training images, {epochs} epochs ({total_steps} steps), {device} {precision}{' channels_last' if channels_last else ''}"
         )
 
+    progress.info(tb.note)
+
     stop: dict = {}
     try:
         with _signal_guard(stop):
@@ -565,7 +567,7 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
                     total_steps,
                 )
                 metrics_log.append(row)
-                tb.scalars(run.epoch, row, "epoch")
+                tb.scalars(run.step, row, "epoch")
                 progress.end_epoch(row)
                 key = "val_top1_err" if "val" in eval_loaders else "test_top1_err"
                 improved = row.get(key) is not None and (

@@ -126,21 +126,33 @@ class Progress:
 
 
 class TensorBoard:
-    """Scalars to TensorBoard when the `tensorboard` package is installed; silently off otherwise."""
+    """Scalars to TensorBoard when the `tensorboard` package is installed; off otherwise.
 
-    def __init__(self, log_dir: Path):
+    Every scalar is logged against the global optimiser step (as Lightning does), so a resumed run
+    can pass `purge_step` = the first step after its checkpoint, and TensorBoard drops what a killed process
+    wrote after that checkpoint instead of showing it twice.
+    """
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None):
+        self.writer = None
+        self.note = ""
         try:
             from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(log_dir))
-        except Exception:  # tensorboard is optional
-            self.writer = None
+        except ImportError:
+            self.note = "TensorBoard events off (pip install tensorboard to get them)"
+            return
+        try:
+            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+        except OSError as exc:  # an unwritable folder must not kill the training run
+            self.note = f"TensorBoard events off: cannot write {log_dir} ({exc})"
+            return
+        self.note = f"TensorBoard events in {log_dir} (tensorboard --logdir {log_dir})"
 
     def scalars(self, step: int, values: dict[str, Any], prefix: str) -> None:
         if self.writer is None:
             return
         for k, v in values.items():
-            if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
                 self.writer.add_scalar(f"{prefix}/{k}", v, step)
 
     def close(self) -> None:
