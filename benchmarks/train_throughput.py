@@ -9,16 +9,22 @@
 Workloads: resnet20 at 28 px (Fashion-MNIST; torchvision has no CIFAR ResNet, so (a)/(b) use
 resnetlab's resnet20 there) and resnet50 at 224 px (torchvision's resnet50 in (a)/(b), resnetlab's
 in (c); Fashion-MNIST upsampled to 224 px, 3 channels). Every config does the same optimiser
-steps (SGD, momentum 0.9) on the same batch size; time excludes `--warmup` steps.
+steps (SGD, momentum 0.9) on the same batch size; time excludes `--warmup` steps. The three
+configs take turns for `--repeats` rounds and the figures are medians over the rounds.
+
+It also prints the machine's ceiling: the training FLOPs per image (forward + backward, counted
+by torch.utils.flop_counter) against the matrix-multiply rate this machine reaches in fp32 and in
+bf16, i.e. the images/s that no pipeline can beat without doing less arithmetic.
 
     python benchmarks/train_throughput.py                      # both workloads
-    python benchmarks/train_throughput.py --workloads resnet20 --steps 30
+    python benchmarks/train_throughput.py --workloads resnet20 --steps 30 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -26,6 +32,8 @@ import torch.nn.functional as F
 
 from resnetlab import create_model
 from resnetlab.data import AugmentConfig, InMemoryLoader, load_dataset
+from resnetlab.reporting import machine_info
+from resnetlab.train.checkpoint import atomic_write_text
 from resnetlab.train.engine import autocast, resolve_precision
 
 WORKLOADS = {
@@ -99,6 +107,33 @@ def make_model(source: str, workload: str, chans: int):
     return create_model(workload, in_chans=chans, num_classes=10)
 
 
+def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """The multiply rate this machine reaches on a large square matmul: the arithmetic ceiling."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for _ in range(reps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times[1:]) / 1e9
+
+
+def training_gflop_per_image(model, px: int, chans: int) -> float:
+    """Forward + backward FLOPs of one training image (convolutions and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = torch.randn(2, chans, px, px), torch.tensor([0, 1])
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2 / 1e9
+
+
 def time_training(model, loader, device, precision, channels_last, warmup, steps):
     model = model.to(device)
     if channels_last:
@@ -140,6 +175,9 @@ def main() -> None:
         help="timed steps per config (default 20 for resnet20, 4 for resnet50)",
     )
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument(
+        "--repeats", type=int, default=3, help="rounds of (a), (b), (c); medians are reported"
+    )
     p.add_argument("--images", type=int, default=4096, help="training images used")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for (a)/(b)")
     p.add_argument("--tuned-precision", default="auto", choices=["auto", "bf16", "fp32"])
@@ -151,75 +189,97 @@ def main() -> None:
     auto = resolve_precision("auto", device)
     tuned = auto if args.tuned_precision == "auto" else args.tuned_precision
     data = load_dataset("fashion-mnist", train_subset=args.images).train
+    info = machine_info()
     print(
-        f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; auto precision: {auto}"
+        f"{info['cpu']}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {device}; auto precision: {auto}"
     )
-    results = []
+    peak = {"fp32": gemm_gflops(device, torch.float32)}
+    peak["bf16"] = gemm_gflops(
+        device, torch.bfloat16, n=1024 if device.type == "cpu" else 4096, reps=3
+    )
+    print(
+        f"matmul rate: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
+        f"(bf16/fp32 = {peak['bf16'] / peak['fp32']:.2f}x)\n",
+        flush=True,
+    )
+    results, summary = [], []
     for workload in args.workloads:
         px, chans, batch, pad = WORKLOADS[workload]
         steps = args.steps or (20 if workload == "resnet20" else 4)
         tv_source = "torchvision" if workload == "resnet50" else "resnetlab"
-        configs = [
-            (
-                "a",
-                f"{tv_source} model, DataLoader + transforms, fp32",
-                tv_source,
-                "loader",
-                "fp32",
-                False,
-            ),
-            (
-                "b",
-                f"{tv_source} model, DataLoader + transforms, {tuned} + channels_last",
-                tv_source,
-                "loader",
-                tuned,
-                True,
-            ),
-            (
-                "c",
-                f"resnetlab default: in-memory uint8 + batched aug, {auto} + channels_last",
-                "resnetlab",
-                "memory",
-                auto,
-                True,
-            ),
-        ]
-        rates = {}
-        for key, label, source, pipe, precision, cl in configs:
+        configs = {
+            "a": (f"{tv_source} model, DataLoader + transforms, fp32", tv_source, "loader", "fp32", False),
+            "b": (f"{tv_source} model, DataLoader + transforms, {tuned} + channels_last", tv_source, "loader", tuned, True),
+            "c": (f"resnetlab default: in-memory uint8 + batched aug, {auto} + channels_last", "resnetlab", "memory", auto, True),
+        }  # fmt: skip
+        gflop = training_gflop_per_image(make_model("resnetlab", workload, chans), px, chans)
+        prepared = {}
+        for key, (_, source, pipe, _precision, cl) in configs.items():
             torch.manual_seed(0)
             model = make_model(source, workload, chans)
             if pipe == "loader":
                 loader = standard_loader(data, px, chans, batch, pad, args.workers)
             else:
                 loader = in_memory_loader(data, px, chans, batch, pad, device, cl)
-            rate = time_training(model, loader, device, precision, cl, args.warmup, steps)
-            rates[key] = rate
-            print(
-                f"{workload} @ {px}px batch {batch}  ({key}) {label:70s} {rate:8.1f} img/s",
-                flush=True,
-            )
+            prepared[key] = (model, loader)
+        rates: dict[str, list[float]] = {key: [] for key in configs}
+        for r in range(args.repeats):
+            for key, (label, _source, _pipe, precision, cl) in configs.items():
+                model, loader = prepared[key]
+                rate = time_training(model, loader, device, precision, cl, args.warmup, steps)
+                rates[key].append(rate)
+                print(
+                    f"{workload} @ {px}px batch {batch}  round {r + 1}/{args.repeats} ({key}) {label:68s} {rate:8.1f} img/s",
+                    flush=True,
+                )
+        med = {key: statistics.median(v) for key, v in rates.items()}
+        for key, (label, *_rest) in configs.items():
             results.append(
                 {
                     "workload": workload,
                     "config": key,
                     "label": label,
-                    "img_per_s": rate,
+                    "img_per_s_median": med[key],
+                    "img_per_s_rounds": rates[key],
                     "steps": steps,
                     "batch": batch,
                 }
             )
-        print(
-            f"{workload}: (c)/(a) = {rates['c'] / rates['a']:.2f}x   (c)/(b) = {rates['c'] / rates['b']:.2f}x\n",
-            flush=True,
+        ceiling = {p: peak[p] / gflop for p in peak}
+        line = (
+            f"{workload}: medians (a) {med['a']:.1f}  (b) {med['b']:.1f}  (c) {med['c']:.1f} img/s"
+            f"  ->  (c)/(a) = {med['c'] / med['a']:.2f}x   (c)/(b) = {med['c'] / med['b']:.2f}x\n"
+            f"{workload}: {gflop:.3f} training GFLOP per image; at the matmul rate the ceiling is "
+            f"{ceiling['fp32']:.0f} img/s in fp32, {ceiling['bf16']:.0f} img/s in bf16; "
+            f"(c) runs at {100 * med['c'] * gflop / peak.get(auto, peak['fp32']):.0f} % of the {auto} rate; "
+            f"3x (a) would need {3 * med['a']:.0f} img/s"
+        )
+        print(line + "\n", flush=True)
+        summary.append(
+            {
+                "workload": workload,
+                "median_img_per_s": med,
+                "c_over_a": med["c"] / med["a"],
+                "c_over_b": med["c"] / med["b"],
+                "train_gflop_per_image": gflop,
+                "ceiling_img_per_s": ceiling,
+            }
         )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {"device": str(device), "threads": torch.get_num_threads(), "results": results},
-                fh,
+        atomic_write_text(
+            args.json,
+            json.dumps(
+                {
+                    "machine": info,
+                    "device": str(device),
+                    "matmul_gflops": peak,
+                    "repeats": args.repeats,
+                    "summary": summary,
+                    "results": results,
+                },
                 indent=2,
-            )
+            ),
+        )
 
 
 if __name__ == "__main__":
