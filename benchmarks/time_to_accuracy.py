@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from resnetlab.data import load_dataset
 from resnetlab.train import TrainConfig, train
+from resnetlab.train.checkpoint import atomic_write_text
 
 RECIPE = {
     "model": "resnet20",
@@ -165,8 +166,9 @@ def main() -> None:
         )
         print(f"{r['pipeline']:55s} final {r['final_acc']:.2f}%  time to {args.target}%: {t}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"target": args.target, "results": results}, fh, indent=2)
+        atomic_write_text(
+            args.json, json.dumps({"target": args.target, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

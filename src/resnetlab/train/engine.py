@@ -525,6 +525,7 @@ def _train(config: TrainConfig, model: nn.Module | None) -> TrainResult:
             raise NonFiniteLossError(
                 f"weights {bad[:3]} hold NaN/inf at step {run.step}; refusing to checkpoint them"
             )
+        tb.flush()  # events up to the checkpoint's step are on disk before the checkpoint is
         save_state(run.ckpt_dir / "last.pt", _state_dict(model, optimizer, run, device))
         meta = {**weights_meta, "epoch": run.epoch, "step": run.step}
         save_weights(run.ckpt_dir / "last.safetensors", model, meta)

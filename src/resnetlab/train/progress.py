@@ -155,6 +155,10 @@ class TensorBoard:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
                 self.writer.add_scalar(f"{prefix}/{k}", v, step)
 
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
