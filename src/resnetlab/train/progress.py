@@ -125,6 +125,21 @@ class Progress:
         print(" | ".join(parts), flush=True)
 
 
+def _after_existing_event_files(log_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second it
+    was created in (then host and pid). A resumed run that starts in the same second as the run it
+    continues could sort first and lose the purge; wait (at most a second) until its file sorts last."""
+    stamps = []
+    for f in Path(log_dir).glob("events.out.tfevents.*"):
+        part = f.name.split(".")[3]
+        if part.isdigit():
+            stamps.append(int(part))
+    if stamps:
+        wait = max(stamps) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+
+
 class TensorBoard:
     """Scalars to TensorBoard when the `tensorboard` package is installed; off otherwise.
 
@@ -141,6 +156,8 @@ class TensorBoard:
         except ImportError:
             self.note = "TensorBoard events off (pip install tensorboard to get them)"
             return
+        if purge_step is not None:
+            _after_existing_event_files(log_dir)
         try:
             self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         except OSError as exc:  # an unwritable folder must not kill the training run
