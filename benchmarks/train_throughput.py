@@ -134,10 +134,13 @@ def training_gflop_per_image(model, px: int, chans: int) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def time_training(model, loader, device, precision, channels_last, warmup, steps):
+def time_training(model, loader, device, precision, channels_last, warmup, steps, forward=None):
+    """Images/s over `steps` optimiser steps after `warmup` untimed ones. `forward`: what to call
+    instead of the model (a torch.compile'd wrapper of it)."""
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    forward = model if forward is None else forward
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
     done, seen, t0 = 0, 0, None
@@ -149,7 +152,7 @@ def time_training(model, loader, device, precision, channels_last, warmup, steps
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
-                loss = F.cross_entropy(model(x).float(), y)
+                loss = F.cross_entropy(forward(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -180,6 +183,9 @@ def main() -> None:
     )
     p.add_argument("--images", type=int, default=4096, help="training images used")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for (a)/(b)")
+    p.add_argument(
+        "--compile", action="store_true", help="also time (d): resnetlab's path + torch.compile"
+    )
     p.add_argument("--tuned-precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -212,6 +218,8 @@ def main() -> None:
             "b": (f"{tv_source} model, DataLoader + transforms, {tuned} + channels_last", tv_source, "loader", tuned, True),
             "c": (f"resnetlab default: in-memory uint8 + batched aug, {auto} + channels_last", "resnetlab", "memory", auto, True),
         }  # fmt: skip
+        if args.compile:
+            configs["d"] = ("resnetlab --compile: (c) + torch.compile", "resnetlab", "memory", auto, True)  # fmt: skip
         gflop = training_gflop_per_image(make_model("resnetlab", workload, chans), px, chans)
         prepared = {}
         for key, (_, source, pipe, _precision, cl) in configs.items():
@@ -221,12 +229,18 @@ def main() -> None:
                 loader = standard_loader(data, px, chans, batch, pad, args.workers)
             else:
                 loader = in_memory_loader(data, px, chans, batch, pad, device, cl)
-            prepared[key] = (model, loader)
+            compiled = None
+            if key == "d":
+                model = model.to(device, memory_format=torch.channels_last)
+                compiled = torch.compile(model)
+            prepared[key] = (model, loader, compiled)
         rates: dict[str, list[float]] = {key: [] for key in configs}
         for r in range(args.repeats):
             for key, (label, _source, _pipe, precision, cl) in configs.items():
-                model, loader = prepared[key]
-                rate = time_training(model, loader, device, precision, cl, args.warmup, steps)
+                model, loader, compiled = prepared[key]
+                rate = time_training(
+                    model, loader, device, precision, cl, args.warmup, steps, forward=compiled
+                )
                 rates[key].append(rate)
                 print(
                     f"{workload} @ {px}px batch {batch}  round {r + 1}/{args.repeats} ({key}) {label:68s} {rate:8.1f} img/s",
@@ -247,8 +261,11 @@ def main() -> None:
             )
         ceiling = {p: peak[p] / gflop for p in peak}
         line = (
-            f"{workload}: medians (a) {med['a']:.1f}  (b) {med['b']:.1f}  (c) {med['c']:.1f} img/s"
-            f"  ->  (c)/(a) = {med['c'] / med['a']:.2f}x   (c)/(b) = {med['c'] / med['b']:.2f}x\n"
+            f"{workload}: medians "
+            + "  ".join(f"({k}) {v:.1f}" for k, v in med.items())
+            + f" img/s  ->  (c)/(a) = {med['c'] / med['a']:.2f}x   (c)/(b) = {med['c'] / med['b']:.2f}x"
+            + (f"   (d)/(a) = {med['d'] / med['a']:.2f}x" if "d" in med else "")
+            + "\n"
             f"{workload}: {gflop:.3f} training GFLOP per image; at the matmul rate the ceiling is "
             f"{ceiling['fp32']:.0f} img/s in fp32, {ceiling['bf16']:.0f} img/s in bf16; "
             f"(c) runs at {100 * med['c'] * gflop / peak.get(auto, peak['fp32']):.0f} % of the {auto} rate; "
@@ -261,6 +278,7 @@ def main() -> None:
                 "median_img_per_s": med,
                 "c_over_a": med["c"] / med["a"],
                 "c_over_b": med["c"] / med["b"],
+                **({"d_over_a": med["d"] / med["a"]} if "d" in med else {}),
                 "train_gflop_per_image": gflop,
                 "ceiling_img_per_s": ceiling,
             }
