@@ -345,3 +345,29 @@ def test_precision_and_model_choices(tmp_path):
     with pytest.raises(ValueError, match="set from the data set"):
         train(_cfg(tmp_path / "c", model="resnet20", model_kwargs={"num_classes": 3}))
     assert not any(tmp_path.iterdir())  # nothing written for a bad model
+
+
+def test_compile_trains_like_eager_and_saves_plain_keys(tmp_path):
+    # --compile wraps the model in torch.compile for the steps only: the same weights as eager
+    # (up to fused-kernel rounding), and checkpoints keep the module's own key names.
+    from safetensors.torch import load_file
+
+    kw = {
+        "model": "resnet",
+        "model_kwargs": {"layers": [1], "widths": [4], "stem": "cifar", "shortcut": "A"},
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "epochs": 1,
+        "train_subset": 256,
+        "batch_size": 64,
+        "precision": "fp32",
+        "seed": 1,
+    }
+    eager = train(_cfg(tmp_path / "eager", **kw))
+    compiled = train(_cfg(tmp_path / "compiled", compile=True, **kw))
+    a = load_file(str(eager.run_dir / "checkpoints" / "last.safetensors"))
+    b = load_file(str(compiled.run_dir / "checkpoints" / "last.safetensors"))
+    assert a.keys() == b.keys() and not any("_orig_mod" in k for k in b)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
+    assert math.isfinite(compiled.final["train_loss"])

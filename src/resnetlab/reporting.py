@@ -79,22 +79,36 @@ def html_page(title: str, body: str) -> str:
     )
 
 
+_ISA = [
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX512-BF16"),
+    ("amx_bf16", "AMX"),
+]
+
+
 def machine_info() -> dict[str, str]:
     """Where a result was produced: CPU/GPU, core count, torch and resnetlab versions."""
     import torch
 
     from resnetlab import __version__
 
-    cpu = platform.processor() or platform.machine()
+    model, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if model and flags:
                 break
     except OSError:
         pass
+    cpu = model or platform.processor() or platform.machine()
+    # the vector units that decide which precision is fast here (bf16 needs AVX512-BF16 or AMX)
+    isa = [name for flag, name in _ISA if flag in flags]
     info = {
-        "cpu": cpu,
+        "cpu": cpu + (f" ({', '.join(isa)})" if isa else ""),
         "cores": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
