@@ -96,9 +96,9 @@ def machine_info() -> dict[str, str]:
     model, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
+            if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
+            elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
             if model and flags:
                 break
